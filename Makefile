@@ -1,7 +1,8 @@
 # Build the book and run every test from a fresh clone.
 #
 #   make book         the site, strictly (any Sphinx warning fails), into _build/html
-#   make test         the strict book build, then pytest on tests/ (browser tests included)
+#   make book-student the student edition, without exercise solutions, into _build/student/_build/html
+#   make test         both strict builds, then pytest on tests/ (browser tests included)
 #   make setup        only the Python environment in $(VENV)
 #   make web-assets   only the browser libraries in _vendor/
 #   make clean        remove the build output, _vendor/ and node_modules/ (keeps $(VENV))
@@ -14,6 +15,13 @@ BIN := $(VENV)/bin
 SETUP_STAMP := $(VENV)/.interp-setup-stamp
 NPM_STAMP := node_modules/.interp-npm-stamp
 VENDOR_STAMP := _vendor/.interp-vendor-stamp
+
+# The student edition is built from a configuration that _ext/student_edition.py derives from
+# _config.yml. It shares the main build's execution cache, so no chapter is executed twice.
+STUDENT_BUILD := _build/student
+STUDENT_CONFIG := $(STUDENT_BUILD)/_config.yml
+STUDENT_HTML := $(STUDENT_BUILD)/_build/html
+EXECUTION_CACHE := _build/.jupyter_cache
 
 MATHJAX := node_modules/mathjax/es5
 HTML_MANAGER := node_modules/@jupyter-widgets/html-manager/dist
@@ -29,7 +37,7 @@ MATHJAX_REQUIRED := \
 	a11y/assistive-mml.js \
 	ui/menu.js
 
-.PHONY: all setup web-assets book test clean
+.PHONY: all setup web-assets book book-student test clean
 
 all: book
 
@@ -69,7 +77,12 @@ $(VENDOR_STAMP): $(NPM_STAMP) Makefile
 book: setup web-assets
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
-test: book
+# Runs after `book`, whose execution cache it reuses.
+book-student: book
+	$(BIN)/python _ext/student_edition.py _config.yml $(STUDENT_CONFIG) $(EXECUTION_CACHE)
+	$(BIN)/jupyter-book build . --config $(STUDENT_CONFIG) --path-output $(STUDENT_BUILD) -W -n --keep-going
+
+test: book book-student
 	$(BIN)/python -m pytest tests
 
 clean:

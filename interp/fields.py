@@ -37,6 +37,14 @@ from typing import Callable
 
 import torch
 
+from .attention import (
+    MAX_EXPANDED_LOGIT_ERROR_ULPS,
+    TrainingKeys,
+    attention_mean,
+    attention_queries,
+    expanded_logit_error,
+    expanded_logits,
+)
 from .schedules import Schedule
 
 __all__ = ["EmpiricalField"]
@@ -44,6 +52,9 @@ __all__ = ["EmpiricalField"]
 # Number of tensor elements in the (chunk, n, d) difference tensor of one chunk of queries: 2**22
 # elements take 16 MiB in float32 and 32 MiB in float64.
 _DEFAULT_MAX_CHUNK_ELEMENTS = 2**22
+
+# Ways of computing the weights and the denoiser; see EmpiricalField.
+_METHODS = ("auto", "attention", "direct")
 
 
 @dataclass
@@ -72,18 +83,38 @@ class EmpiricalField:
         Upper bound on the elements of the ``(chunk, n, d)`` difference tensor built for one chunk
         of queries. A single query always forms one chunk, so the bound is ``max(max_chunk_elements,
         n * d)``.
+    method:
+        How the weights and the denoiser are computed. ``"direct"`` forms every difference
+        ``x - beta x^(i)``: exact at any sigma, but ``O(m n d)`` work in chunks. ``"attention"``
+        uses the expanded logits of :mod:`interp.attention` (matrix products and the fused attention
+        kernel, ``O((m + n) d)`` memory for the denoiser) wherever sigma > 0. ``"auto"``, the default,
+        takes the attention form for the queries whose estimated logit rounding error is below
+        :data:`interp.attention.MAX_EXPANDED_LOGIT_ERROR_ULPS` units of roundoff, and the direct
+        form for the rest: late times, large data norms and float32 push queries to the direct form.
+        ``log_density``, ``posterior_covariance`` and ``velocity_jacobian`` always use the direct form.
     """
 
-    def __init__(self, train: torch.Tensor, schedule: Schedule, *, max_chunk_elements: int = _DEFAULT_MAX_CHUNK_ELEMENTS):
+    def __init__(
+        self,
+        train: torch.Tensor,
+        schedule: Schedule,
+        *,
+        max_chunk_elements: int = _DEFAULT_MAX_CHUNK_ELEMENTS,
+        method: str = "auto",
+    ):
         _check_train(train)
         if not isinstance(schedule, Schedule):
             raise TypeError(f"schedule must be an interp.schedules.Schedule, got {type(schedule).__name__}")
         if isinstance(max_chunk_elements, bool) or not isinstance(max_chunk_elements, int) or max_chunk_elements < 1:
             raise ValueError(f"max_chunk_elements must be a positive integer, got {max_chunk_elements!r}")
+        if method not in _METHODS:
+            raise ValueError(f"method must be one of {', '.join(_METHODS)}, got {method!r}")
 
         self.train = train.detach()
         self.schedule = schedule
         self.max_chunk_elements = max_chunk_elements
+        self.method = method
+        self._keys = TrainingKeys.from_train(self.train)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -97,14 +128,25 @@ class EmpiricalField:
 
     def __repr__(self) -> str:
         n, d = self.train.shape
-        return f"EmpiricalField(n={n}, d={d}, schedule={self.schedule.name!r}, dtype={self.dtype}, device={self.device})"
+        return (
+            f"EmpiricalField(n={n}, d={d}, schedule={self.schedule.name!r}, method={self.method!r}, "
+            f"dtype={self.dtype}, device={self.device})"
+        )
 
     # Public fields.
 
     def log_weights(self, x: torch.Tensor, t) -> torch.Tensor:
         """Compute ``log w_i(x, t)``, shape ``(m, n)``, with ``-inf`` where a weight is exactly 0."""
         times = self._prepare(x, t)
-        return self._map_chunks(x, times, lambda logits, nearest, rows: torch.log_softmax(logits, dim=1))
+        return self._by_method(
+            x,
+            times,
+            lambda queries: torch.log_softmax(expanded_logits(queries, self._keys), dim=1),
+            lambda x_rows, times_rows: self._map_chunks(
+                x_rows, times_rows, lambda logits, nearest, rows: torch.log_softmax(logits, dim=1)
+            ),
+            width=self.train.shape[0],
+        )
 
     def weights(self, x: torch.Tensor, t) -> torch.Tensor:
         """Compute the posterior weights ``w_i(x, t)``, shape ``(m, n)``, whose rows sum to 1."""
@@ -219,7 +261,51 @@ class EmpiricalField:
     # Logits, one chunk of queries at a time.
 
     def _denoise(self, x: torch.Tensor, times: _Times) -> torch.Tensor:
-        return self._map_chunks(x, times, lambda logits, nearest, rows: torch.log_softmax(logits, dim=1).exp() @ self.train)
+        centre = self._keys.centre
+        return self._by_method(
+            x,
+            times,
+            lambda queries: attention_mean(queries, self._keys)[:, :-1] + centre,
+            lambda x_rows, times_rows: self._map_chunks(
+                x_rows, times_rows, lambda logits, nearest, rows: torch.log_softmax(logits, dim=1).exp() @ self.train
+            ),
+            width=self.train.shape[1],
+        )
+
+    def _by_method(
+        self,
+        x: torch.Tensor,
+        times: _Times,
+        expanded: Callable[[torch.Tensor], torch.Tensor],
+        direct: Callable[[torch.Tensor, _Times], torch.Tensor],
+        width: int,
+    ) -> torch.Tensor:
+        """Compute rows with the expanded (attention) form where allowed and the direct form elsewhere."""
+        fast = self._expanded_rows(x, times)
+        if bool(fast.all()):
+            return expanded(attention_queries(x, times.beta, times.sigma, self._keys.centre))
+        if not bool(fast.any()):
+            return direct(x, times)
+
+        result = x.new_empty(x.shape[0], width)
+        fast_rows = fast.nonzero().squeeze(1)
+        slow_rows = (~fast).nonzero().squeeze(1)
+        queries = attention_queries(x[fast_rows], times.beta[fast_rows], times.sigma[fast_rows], self._keys.centre)
+        result[fast_rows] = expanded(queries)
+        result[slow_rows] = direct(x[slow_rows], _select(times, slow_rows))
+        return result
+
+    def _expanded_rows(self, x: torch.Tensor, times: _Times) -> torch.Tensor:
+        """Mark the queries that may use the expanded logits, shape ``(m,)``."""
+        if self.method == "direct" or x.shape[0] == 0:
+            return torch.zeros(x.shape[0], dtype=torch.bool, device=self.device)
+        allowed = ~times.singular
+        if self.method == "attention":
+            return allowed
+
+        safe_sigma = torch.where(allowed, times.sigma, torch.ones_like(times.sigma))
+        error = expanded_logit_error(x, times.beta, safe_sigma, self._keys)
+        return allowed & (error <= MAX_EXPANDED_LOGIT_ERROR_ULPS * torch.finfo(self.dtype).eps)
 
     def _covariance(self, x: torch.Tensor, times: _Times) -> torch.Tensor:
         # Centring on the denoiser before the outer product keeps Cov_w accurate when it is tiny next to
@@ -290,6 +376,17 @@ class EmpiricalField:
         """
         difference = x[:, None, :] - beta[:, None, None] * self.train[None, :, :]
         return difference.square().sum(dim=-1)
+
+
+def _select(times: _Times, rows: torch.Tensor) -> _Times:
+    """Return the schedule values of a subset of the queries."""
+    return _Times(
+        time=times.time[rows],
+        beta=times.beta[rows],
+        sigma=times.sigma[rows],
+        singular=times.singular[rows],
+        per_query=times.per_query,
+    )
 
 
 # Input validation at the public surface.

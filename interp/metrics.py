@@ -41,6 +41,11 @@ def _check_points(points, argument: str) -> None:
         raise TypeError(f"{argument} must have a floating dtype, got {points.dtype}")
     if points.ndim != 2:
         raise ValueError(f"{argument} must have shape (rows, d), got shape {tuple(points.shape)}")
+
+
+def _check_finite(points: torch.Tensor, argument: str) -> None:
+    if points.is_meta:
+        raise ValueError(f"{argument} must hold values, got a tensor on the meta device. Create it on cpu or cuda")
     if not bool(torch.isfinite(points).all()):
         raise ValueError(f"{argument} must be finite, got a tensor containing NaN or infinity")
 
@@ -55,8 +60,14 @@ def _check_pair(samples, train) -> None:
         )
     if samples.dtype != train.dtype:
         raise TypeError(f"samples and train must have the same dtype, got {samples.dtype} and {train.dtype}")
+    # The device check comes before the finiteness check, which would fail inside torch on a meta tensor.
     if samples.device != train.device:
-        raise ValueError(f"samples and train must be on the same device, got {samples.device} and {train.device}")
+        raise ValueError(
+            f"samples and train must be on the same device, got {samples.device} and {train.device}. "
+            "Move one of them with .to(device)"
+        )
+    _check_finite(samples, "samples")
+    _check_finite(train, "train")
     if train.shape[0] == 0:
         raise ValueError("train must contain at least one point, got shape (0, d)")
 

@@ -55,6 +55,8 @@ def _check_state(x0) -> None:
         raise TypeError(f"x0 must have a floating dtype, got {x0.dtype}")
     if x0.ndim != 2:
         raise ValueError(f"x0 must have shape (m, d), got shape {tuple(x0.shape)}")
+    if x0.is_meta:
+        raise ValueError("x0 must hold values, got a tensor on the meta device. Create x0 on cpu or cuda")
     if not bool(torch.isfinite(x0).all()):
         raise ValueError("x0 must be finite, got a tensor containing NaN or infinity")
 
@@ -73,8 +75,14 @@ def _time_grid(steps, time_grid) -> list[float]:
         return [k / steps for k in range(steps + 1)]
 
     if isinstance(time_grid, torch.Tensor):
+        if time_grid.is_meta:
+            raise ValueError("time_grid must hold values, got a tensor on the meta device. Create it on cpu")
+        if time_grid.dtype == torch.bool or time_grid.is_complex():
+            raise TypeError(f"time_grid must have a real dtype such as torch.float64, got {time_grid.dtype}")
         grid = time_grid.detach().to(device="cpu", dtype=torch.float64)
     elif isinstance(time_grid, Sequence) and not isinstance(time_grid, str):
+        if any(isinstance(value, bool) for value in time_grid):
+            raise TypeError(f"time_grid must contain real numbers, not booleans, got {time_grid!r}")
         try:
             grid = torch.tensor([float(value) for value in time_grid], dtype=torch.float64)
         except (TypeError, ValueError) as error:
@@ -113,6 +121,18 @@ def _evaluate(field: Field, name: str, x: torch.Tensor, t: float, step: int) -> 
         raise ValueError(
             f"{name} returned shape {tuple(value.shape)} at step {step}, t = {t}, but expected the state's shape "
             f"{tuple(x.shape)}"
+        )
+    # Without these checks, x + h * value would silently promote the state to another dtype, or fail
+    # inside torch with a message that names neither the field nor the step.
+    if value.dtype != x.dtype:
+        raise TypeError(
+            f"{name} returned dtype {value.dtype} at step {step}, t = {t}, but the state has dtype {x.dtype}. "
+            f"Return a tensor of x's dtype, or pass x0 in the field's dtype"
+        )
+    if value.device != x.device:
+        raise ValueError(
+            f"{name} returned a tensor on device {value.device} at step {step}, t = {t}, but the state is on "
+            f"{x.device}. Return a tensor on x's device, or pass x0 on the field's device"
         )
     if not bool(torch.isfinite(value).all()):
         count = int((~torch.isfinite(value)).sum().item())
@@ -214,6 +234,8 @@ def _diffusion_function(diffusion) -> Callable[[float], float]:
         def evaluate(t: float) -> float:
             value = diffusion(t)
             if isinstance(value, torch.Tensor):
+                if value.is_meta:
+                    raise ValueError(f"diffusion must return a number, got a tensor on the meta device at t = {t}")
                 if value.numel() != 1:
                     raise ValueError(
                         f"diffusion must return a scalar, got a tensor of shape {tuple(value.shape)} at t = {t}"

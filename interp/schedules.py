@@ -31,7 +31,7 @@ __all__ = [
     "power",
 ]
 
-#: The time symbol of every schedule: noise at t = 0, data at t = 1.
+#: The time symbol of every schedule. Noise is at t = 0 and data at t = 1.
 t = sp.Symbol("t", real=True)
 
 # Positive stand-in for 1 - t, used to simplify square roots such as sqrt((1 - t)**2) on [0, 1).
@@ -79,8 +79,9 @@ def _to_expression(value, argument: str) -> sp.Expr:
     """Convert a number or SymPy expression to an expression in the canonical symbol :data:`t`."""
     if isinstance(value, str):
         raise TypeError(
-            f"{argument} must be a SymPy expression or a number, got the string {value!r}; "
-            "build it with SymPy objects such as interp.schedules.t and sympy.sin"
+            f"{argument} must be a SymPy expression or a number, got the string {value!r}. "
+            f"Parse it with interp.parsing.parse_expression({value!r}), or build it from SymPy objects "
+            "such as interp.schedules.t and sympy.sin"
         )
     if isinstance(value, bool) or not isinstance(value, (sp.Basic, Real)):
         raise TypeError(f"{argument} must be a SymPy expression or a number, got {type(value).__name__}")

@@ -1,9 +1,11 @@
-"""Browser tests of the built book in _build/html, run in Debian's headless Chromium through Playwright.
+"""Tests of the built book: browser tests of _build/html and static checks of the student edition.
 
-`make test` builds the site before pytest runs. Each page is opened once from its file:// URL
-with every request to another scheme aborted and recorded, because the site must work offline.
-The checks then read that one recorded load: blocked and failed requests, console and page
-errors, MathJax typesetting, images, internal links and the embedded widget state.
+`make test` builds both sites before pytest runs. Each page of _build/html is opened once in
+Debian's headless Chromium, through Playwright, from its file:// URL with every request to
+another scheme aborted and recorded, because the site must work offline. The checks then read
+that one recorded load: blocked and failed requests, console and page errors, MathJax
+typesetting, images, internal links, the embedded widgets, and the static explorers, whose
+every slider the load moves once. The student edition's HTML files are parsed without a browser.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import pytest
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 SITE = REPOSITORY / "_build" / "html"
+# Where `make book-student` writes the student edition.
+STUDENT_SITE = REPOSITORY / "_build" / "student" / "_build" / "html"
 CHROMIUM = Path("/usr/bin/chromium")
 
 # Flags for Chromium running as root on a machine without a display or network.
@@ -44,20 +48,20 @@ VENDOR_ENTRY_POINTS = {
     "_static/html-manager/embed-amd.js",
 }
 
-# The first chapter contains a widget, so the site-wide slider test has one to find.
+# The first chapter contains an explorer and exercises with solutions, so the site-wide tests have some to find.
 FIRST_CHAPTER = "chapters/01_closed_form_fields.html"
 
 # Milliseconds to wait for MathJax and for the widgets on one page.
 RENDER_TIMEOUT_MS = 30_000
 
 
-def find_pages() -> list[str]:
-    """List the site's HTML pages relative to SITE, leaving out theme fragments under _static/."""
-    if not SITE.is_dir():
+def find_pages(site: Path = SITE) -> list[str]:
+    """List a site's HTML pages relative to its folder, leaving out theme fragments under _static/."""
+    if not site.is_dir():
         return []
     pages = []
-    for path in sorted(SITE.rglob("*.html")):
-        relative = path.relative_to(SITE).as_posix()
+    for path in sorted(site.rglob("*.html")):
+        relative = path.relative_to(site).as_posix()
         if relative.startswith(("_static/", "_sources/")):
             continue
         pages.append(relative)
@@ -66,6 +70,7 @@ def find_pages() -> list[str]:
 
 # With no built site, one placeholder parameter makes every page test fail with the fix, not skip.
 PAGES = find_pages() or ["(site not built)"]
+STUDENT_PAGES = find_pages(STUDENT_SITE) or ["(student edition not built)"]
 
 
 class _AnchorCollector(HTMLParser):
@@ -99,6 +104,30 @@ def read_anchors(path: Path) -> set[str]:
     return collector.anchors
 
 
+class _MarkupCollector(HTMLParser):
+    """Collect the class names, ids and link targets of an HTML document, without its scripts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.classes: set[str] = set()
+        self.ids: set[str] = set()
+        self.hrefs: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        self.classes.update((attributes.get("class") or "").split())
+        if attributes.get("id"):
+            self.ids.add(attributes["id"])
+        if tag == "a" and attributes.get("href"):
+            self.hrefs.append(attributes["href"])
+
+
+def read_markup(path: Path) -> _MarkupCollector:
+    collector = _MarkupCollector()
+    collector.feed(path.read_text(encoding="utf-8"))
+    return collector
+
+
 @dataclass
 class PageLoad:
     """What one load of one page recorded."""
@@ -118,8 +147,9 @@ class PageLoad:
     script_sources: list[str] = field(default_factory=list)
     widget_views: int = 0
     widget_status: str = "no widgets"
-    saved_sliders: list[dict] = field(default_factory=list)
     sliders: list[dict] = field(default_factory=list)
+    explorer_count: int = 0
+    explorer_moves: list[dict] = field(default_factory=list)
 
 
 # Text of the page without code, scripts and styles, so code that shows TeX source is allowed.
@@ -157,12 +187,16 @@ LINKS_JS = """
 }))
 """
 
-# Slider models as saved in the page's widget state when the notebook was executed.
-SAVED_SLIDERS_JS = """
-() => Array.from(document.querySelectorAll('script[type="application/vnd.jupyter.widget-state+json"]'))
-    .flatMap((script) => Object.values(JSON.parse(script.textContent).state))
-    .filter((model) => model.model_name === 'IntSliderModel' || model.model_name === 'FloatSliderModel')
-    .map((model) => ({description: model.state.description, value: model.state.value}))
+# Waits until an image has decoded its current src, and reports whether it has pixels.
+IMAGE_LOADED_JS = """
+async (image) => {
+    try {
+        await image.decode();
+    } catch (error) {
+        return false;
+    }
+    return image.complete && image.naturalWidth > 0;
+}
 """
 
 SLIDERS_JS = """
@@ -226,7 +260,6 @@ def load_page(browser, page_name: str) -> PageLoad:
         )
 
         record.widget_views = page.locator('script[type="application/vnd.jupyter.widget-view+json"]').count()
-        record.saved_sliders = page.evaluate(SAVED_SLIDERS_JS)
         if record.widget_views:
             try:
                 page.wait_for_function(
@@ -245,9 +278,44 @@ def load_page(browser, page_name: str) -> PageLoad:
         record.script_sources = page.locator("script[src]").evaluate_all(
             "(nodes) => nodes.map((node) => node.getAttribute('src'))"
         )
+        # Last, because moving the sliders changes the images recorded above.
+        move_explorer_sliders(page, record)
     finally:
         context.close()
     return record
+
+
+def move_explorer_sliders(page, record: PageLoad) -> None:
+    """Move every slider of every static explorer once, from the keyboard, and record what changed."""
+    explorers = page.locator(".interp-explorer")
+    record.explorer_count = explorers.count()
+    for explorer_index in range(record.explorer_count):
+        explorer = explorers.nth(explorer_index)
+        image = explorer.locator("img.interp-explorer-frame")
+        sliders = explorer.locator("input.interp-explorer-slider")
+        for slider_index in range(sliders.count()):
+            slider = sliders.nth(slider_index)
+            readout = slider.locator("xpath=following-sibling::output")
+            before = {
+                "value": slider.input_value(),
+                "src": image.get_attribute("src"),
+                "readout": readout.text_content(),
+            }
+
+            # End moves to the last value, and Home to the first when the slider is already there.
+            slider.press("Home" if before["value"] == slider.get_attribute("max") else "End")
+
+            record.explorer_moves.append(
+                {
+                    "explorer": explorer_index,
+                    "slider": slider.get_attribute("aria-label"),
+                    "positions": int(slider.get_attribute("max")) + 1,
+                    "value_changed": slider.input_value() != before["value"],
+                    "src_changed": image.get_attribute("src") != before["src"],
+                    "readout_changed": readout.text_content() != before["readout"],
+                    "image_loaded": image.evaluate(IMAGE_LOADED_JS),
+                }
+            )
 
 
 @pytest.fixture(scope="session")
@@ -393,30 +461,117 @@ def test_page_widgets_render(page_loads, page_name):
     assert load.widget_status == "rendered", f"{page_name} has {load.widget_views} saved widget views: {load.widget_status}"
 
 
-def slider_shows_saved_state(slider: dict, saved: dict) -> bool:
-    if slider["label"] != saved["description"] or slider["readout"] is None:
-        return False
-    try:
-        shown = float(slider["readout"])
-    except ValueError:
-        return False
-    return abs(shown - saved["value"]) <= 0.01 * max(1.0, abs(saved["value"]))
+@pytest.mark.parametrize("page_name", PAGES)
+def test_page_has_no_kernel_only_sliders(page_loads, page_name):
+    load = page_loads(page_name)
+    assert load.sliders == [], (
+        f"{page_name} shows ipywidgets sliders {load.sliders}, which do nothing without a kernel. "
+        "Build the figure with interp.explorers.Explorer, which gives the site a static version."
+    )
 
 
-def test_site_sliders_show_saved_state(page_loads):
-    saved_count = 0
-    for page_name in PAGES:
-        load = page_loads(page_name)
-        saved_count += len(load.saved_sliders)
-        for slider in load.sliders:
-            matches = [saved for saved in load.saved_sliders if slider_shows_saved_state(slider, saved)]
-            assert matches, f"{page_name}: rendered slider {slider} matches no saved slider in {load.saved_sliders}"
-        if load.saved_sliders:
-            assert load.sliders, f"{page_name} saved sliders {load.saved_sliders} but rendered no .widget-slider"
+@pytest.mark.parametrize("page_name", PAGES)
+def test_page_explorer_sliders_change_figure(page_loads, page_name):
+    load = page_loads(page_name)
+    for move in load.explorer_moves:
+        where = f"{page_name}, explorer {move['explorer']}, slider {move['slider']!r}"
+        if move["positions"] < 2:
+            continue
+        assert move["value_changed"], f"{where}: the keyboard did not move the slider"
+        assert move["src_changed"], f"{where}: moving the slider did not change the image's src"
+        assert move["readout_changed"], f"{where}: moving the slider did not change the value shown next to it"
+        assert move["image_loaded"], f"{where}: the new image did not load"
 
-    assert saved_count > 0, f"no page saved a slider; {FIRST_CHAPTER} is expected to hold one"
+    movable = {move["explorer"] for move in load.explorer_moves if move["positions"] >= 2}
+    assert len(movable) == load.explorer_count, (
+        f"{page_name} has {load.explorer_count} explorers but only {len(movable)} with a slider that can move"
+    )
+
+
+def test_site_has_explorers(page_loads):
+    counts = {page_name: page_loads(page_name).explorer_count for page_name in PAGES}
+    assert counts.get(FIRST_CHAPTER, 0) > 0, f"{FIRST_CHAPTER} holds no explorer; explorers per page: {counts}"
+
+
+@pytest.fixture(scope="session")
+def student_site():
+    if not (STUDENT_SITE / "index.html").is_file():
+        pytest.fail(f"The student edition is missing: {STUDENT_SITE / 'index.html'} not found. Run `make book-student`.")
+    return STUDENT_SITE
+
+
+def test_full_site_has_solutions():
+    # Without solutions in the full site, the student checks below could pass for the wrong reason.
+    markup = read_markup(SITE / FIRST_CHAPTER)
+    assert "solution" in markup.classes, f"{FIRST_CHAPTER} of the full site shows no solution"
+
+
+@pytest.mark.parametrize("page_name", STUDENT_PAGES)
+def test_student_page_has_no_solutions(student_site, page_name):
+    path = student_site / page_name
+    markup = read_markup(path)
+    solution_classes = sorted(name for name in markup.classes if name.startswith("solution"))
+    assert solution_classes == [], f"student edition {page_name} contains solution elements: {solution_classes}"
+    assert "solution-content" not in markup.ids, f"student edition {page_name} contains a solution-content section"
+
+
+@pytest.mark.parametrize("page_name", STUDENT_PAGES)
+def test_student_page_offers_no_sources(student_site, page_name):
+    markup = read_markup(student_site / page_name)
+    source_links = [href for href in markup.hrefs if "_sources/" in href]
+    assert source_links == [], f"student edition {page_name} links to sources, which hold the solutions: {source_links}"
+
+
+def test_student_edition_has_no_sources_folder(student_site):
+    sources = student_site / "_sources"
+    assert not sources.exists(), f"{sources} exists, and the sources contain the solutions"
+
+
+def test_student_edition_keeps_exercises(student_site):
+    markup = read_markup(student_site / FIRST_CHAPTER)
+    assert "exercise" in markup.classes, f"student edition {FIRST_CHAPTER} shows no exercise"
+
+
+@pytest.mark.parametrize("page_name", STUDENT_PAGES)
+def test_student_page_internal_links_resolve(student_site, page_name):
+    page_url = (student_site / page_name).as_uri()
+    missing = []
+    for href in read_markup(student_site / page_name).hrefs:
+        url = urlsplit(urljoin(page_url, href))
+        if url.scheme != "file" or href.startswith("#") and not url.fragment:
+            continue
+        target = Path(unquote(url.path))
+        if target.is_dir():
+            target = target / "index.html"
+        if not target.is_file():
+            missing.append(href)
+            continue
+        if url.fragment and target.suffix == ".html" and unquote(url.fragment) not in read_anchors(target):
+            missing.append(href)
+    assert missing == [], f"student edition {page_name} has links that do not resolve: {missing}"
 
 
 def test_site_lists_every_toc_page():
-    missing = [page for page in ("intro.html", FIRST_CHAPTER, "bibliography.html") if page not in PAGES]
+    expected = ("intro.html", "course.html", FIRST_CHAPTER, "api.html", "status.html", "bibliography.html")
+    missing = [page for page in expected if page not in PAGES]
     assert missing == [], f"pages missing from {SITE}: {missing}. Run `make book` first."
+
+
+@pytest.mark.parametrize("page_name", [page for page in PAGES if page.startswith("chapters/")])
+def test_chapter_page_offers_source_downloads(page_name):
+    hrefs = read_markup(SITE / page_name).hrefs
+    stem = Path(page_name).with_suffix("").as_posix()
+    for suffix in (".md", ".ipynb"):
+        expected = f"_sources/{stem}{suffix}"
+        assert any(href.endswith(expected) for href in hrefs), f"{page_name} offers no download of {expected}"
+
+
+@pytest.mark.parametrize("page_name", [page for page in PAGES if page.startswith("chapters/")])
+def test_chapter_page_has_exercises_with_solutions(page_name):
+    page = (SITE / page_name).read_text(encoding="utf-8")
+    exercises = len(re.findall(r'<div class="exercise[ "]', page))
+    dropdown_solutions = len(re.findall(r'<div class="solution dropdown[ "]', page))
+    assert exercises >= 3, f"{page_name} has {exercises} exercises; a chapter ends with at least three"
+    assert dropdown_solutions == exercises, (
+        f"{page_name} has {exercises} exercises but {dropdown_solutions} solutions in a dropdown"
+    )
