@@ -408,6 +408,8 @@ def _check_train(train) -> None:
         raise ValueError(f"train must have at least one sample (n >= 1) of dimension d >= 1, got shape {tuple(train.shape)}")
     if train.dtype not in (torch.float32, torch.float64):
         raise TypeError(f"train must have dtype torch.float32 or torch.float64, got {train.dtype}")
+    if train.is_meta:
+        raise ValueError("train must hold values, got a tensor on the meta device. Create train on cpu or cuda")
     if not bool(torch.isfinite(train).all()):
         raise ValueError(f"train must contain only finite values, got {_describe_non_finite(train)}")
 
@@ -436,6 +438,8 @@ def _check_time(t, num_queries: int) -> torch.Tensor:
     if isinstance(t, torch.Tensor):
         if t.dtype == torch.bool or t.is_complex():
             raise TypeError(f"t must have a real floating or integer dtype, got {t.dtype}")
+        if t.is_meta:
+            raise ValueError("t must hold values, got a tensor on the meta device. Create t on cpu or on train's device")
         if t.dim() != 0 and tuple(t.shape) != (num_queries,):
             raise ValueError(
                 f"t must be 0-dim or have shape (m,) = ({num_queries},) with one time per query, "
