@@ -144,13 +144,13 @@ def _parse(text: str, symbols: Mapping[str, sp.Symbol], constants: Mapping[str, 
     except SyntaxError as error:
         raise ValueError(f"text is not a valid formula: {error.msg} in {text!r}") from error
     except (MemoryError, RecursionError) as error:
-        raise ValueError(f"text is nested too deeply to parse: {text[:60]!r}...") from error
+        raise ValueError(f"text is nested too deeply to parse: {text[:60]!r}... Remove redundant parentheses or signs") from error
 
     builder = _Builder(text, symbols, constants)
     try:
         expression = builder.build(tree.body)
     except RecursionError as error:
-        raise ValueError(f"text is nested too deeply: {text[:60]!r}...") from error
+        raise ValueError(f"text is nested too deeply: {text[:60]!r}... Remove redundant parentheses or signs") from error
 
     if expression.has(sp.zoo, sp.oo, -sp.oo, sp.nan):
         raise ValueError(f"text {text!r} is undefined or infinite, because it simplifies to {expression}. Check it for a division by zero or a logarithm of 0")

@@ -18,9 +18,10 @@ deviation is ``|prod_{j=1}^{K} (1 - p/j)| ||x0||``. With a perturbed field ``b +
 ``h_k e_k``, and the triangle inequality bounds ``||y_K||`` by
 ``||y_{k0}|| prod_k |a_k| + sum_k (h_k ||e_k|| + |c_k| ||x1||) prod_{l>k} |a_l|``.
 
-Every property runs derandomized, so CI sees the same examples on every run. The example counts
-(150 to 300 per property) keep this file under about a minute on two idle cores. The deadline of
-30 s per example is about 100 times the slowest example seen, so it flags hangs, not a busy machine.
+Every property runs derandomized, so CI gets the same examples on every run. With 150 to 300
+examples per property, this file took 35 to 45 s on two cores, with and without other load. The
+deadline of 30 s per example is about 100 times the slowest example seen, so it flags hangs, not
+a busy machine.
 """
 
 from __future__ import annotations
@@ -49,6 +50,19 @@ PROPERTY = settings(
 )
 
 DTYPES = [torch.float32, torch.float64]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def single_torch_thread():
+    """Run this module on one torch thread, and restore the previous count afterwards.
+
+    The examples use small tensors, so a second thread gains little. On a busy machine it costs a
+    lot: with two threads on two loaded cores the sampler properties took 166 s, with one 13 s.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 # Schedules. Parameters come from grids over their ranges, so that each Schedule, whose construction
@@ -321,8 +335,7 @@ def test_score_overflow_raises():
     time = 1 - 2.0**-20
 
     with pytest.raises(ValueError, match=r"score"):
-        score = field.score(far, time)
-        assert bool(torch.isfinite(score).all()), f"power(3), t={time}, float32: score {score.tolist()} is not finite"
+        field.score(far, time)
 
 
 # Samplers.

@@ -567,6 +567,20 @@ def test_chapter_page_offers_source_downloads(page_name):
 
 
 @pytest.mark.parametrize("page_name", [page for page in PAGES if page.startswith("chapters/")])
+def test_chapter_notebook_download_holds_the_chapter_code(page_name):
+    import jupytext
+    import nbformat
+
+    stem = Path(page_name).with_suffix("").as_posix()
+    downloaded = nbformat.read(SITE / "_sources" / f"{stem}.ipynb", as_version=4)
+    source = jupytext.read(REPOSITORY / f"{stem}.md")
+    downloaded_code = [cell.source for cell in downloaded.cells if cell.cell_type == "code"]
+    source_code = [cell.source for cell in source.cells if cell.cell_type == "code"]
+    assert downloaded_code, f"the notebook download of {page_name} has no code cells"
+    assert downloaded_code == source_code, f"the notebook download of {page_name} differs from chapters/{stem}.md"
+
+
+@pytest.mark.parametrize("page_name", [page for page in PAGES if page.startswith("chapters/")])
 def test_chapter_page_has_exercises_with_solutions(page_name):
     page = (SITE / page_name).read_text(encoding="utf-8")
     exercises = len(re.findall(r'<div class="exercise[ "]', page))

@@ -2,7 +2,7 @@
 
 tests/test_fields.py, test_samplers.py, test_metrics.py and test_data.py already check bad
 shapes, dtypes, times, grids, steps and diffusions one module at a time. This file adds schedules
-that break the boundary conditions, and device mismatches. The ``meta`` device stands in for any
+that break the boundary conditions, and device mismatches. The ``meta`` device represents any
 other device, because it exists on every machine. It also adds fields that return the wrong dtype
 or device to a sampler, and the grid and step checks for :func:`sample_sde`. Each case asserts on
 the message: the argument, the value and, where there is one, the fix.
