@@ -80,6 +80,9 @@ def _check_delta(delta) -> float:
     value = float(delta)
     if not math.isfinite(value) or not 0 < value < 1:
         raise ValueError(f"delta must lie in (0, 1), the distance of the stop time from t = 1, got {delta}")
+    # In float64, 1 - delta rounds to 1 below about 1.1e-16, and the stop time would be the singular t = 1.
+    if 1 - value == 1:
+        raise ValueError(f"delta = {delta} is too small: 1 - delta rounds to 1 in float64. Use delta >= 1e-15")
     return value
 
 

@@ -93,6 +93,11 @@ def nearest_neighbors(samples: torch.Tensor, train: torch.Tensor, k: int = 2) ->
     if k > count:
         raise ValueError(f"k must be at most the number of training points n = {count}, got k = {k}")
 
+    # Distances are computed on data divided by its largest magnitude and scaled back, so that the
+    # squares inside the norm neither underflow (coordinates near 1e-200) nor overflow (near 1e200).
+    scale = torch.maximum(samples.abs().max() if samples.numel() else samples.new_zeros(()), train.abs().max())
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+
     # Chunk sizes keep each (sample rows, train rows, d) difference tensor under _CHUNK_ELEMENTS.
     train_rows = max(1, min(count, _CHUNK_ELEMENTS // max(1, dimension)))
     sample_rows = max(1, _CHUNK_ELEMENTS // (train_rows * max(1, dimension)))
@@ -106,7 +111,7 @@ def nearest_neighbors(samples: torch.Tensor, train: torch.Tensor, k: int = 2) ->
 
         for train_start in range(0, count, train_rows):
             train_block = train[train_start : train_start + train_rows]
-            distances = torch.linalg.vector_norm(block[:, None, :] - train_block[None, :, :], dim=-1)
+            distances = torch.linalg.vector_norm((block[:, None, :] - train_block[None, :, :]) / scale, dim=-1) * scale
             indices = torch.arange(train_start, train_start + train_block.shape[0], device=block.device)
 
             # Merge this chunk's distances with the best k so far and keep the k smallest.
@@ -135,16 +140,18 @@ def memorization_ratio(samples: torch.Tensor, train: torch.Tensor) -> torch.Tens
     """Return the ratio of nearest to second-nearest training distance for each sample, shape ``(m,)``.
 
     The ratio lies in ``[0, 1]`` and is 0 when the sample coincides with a training point.
-    Requires ``n >= 2``. Where the second-nearest distance is 0, the nearest is 0 too, because the
-    sample sits on a training point that appears twice in ``train``. The ratio is then defined as 0
-    (a copy of a training point) instead of 0/0.
+    Distances are taken to the distinct training points: a point that appears twice in ``train``
+    counts once, so a sample next to it is not mistaken for one equidistant from two points.
+    Requires at least 2 distinct training points.
     """
     _check_pair(samples, train)
-    if train.shape[0] < 2:
+    distinct = torch.unique(train, dim=0)
+    if distinct.shape[0] < 2:
         raise ValueError(
-            f"train must contain at least 2 points for a nearest/second-nearest ratio, got n = {train.shape[0]}"
+            "train must contain at least 2 distinct points for a nearest/second-nearest ratio, "
+            f"got {distinct.shape[0]} distinct among n = {train.shape[0]}"
         )
-    distances, _ = nearest_neighbors(samples, train, k=2)
+    distances, _ = nearest_neighbors(samples, distinct, k=2)
     nearest, second = distances[:, 0], distances[:, 1]
     ratio = torch.zeros_like(nearest)
     positive = second > 0

@@ -19,6 +19,7 @@ import math
 from numbers import Real
 from typing import Callable
 
+import mpmath
 import sympy as sp
 import torch
 
@@ -69,7 +70,21 @@ _TORCH_FUNCTIONS: dict[str, object] = {
         ("Abs", "abs", "fabs"),
     )
 }
+_TORCH_FUNCTIONS["sign"] = _tensor_or_math(torch.sign, lambda value: math.copysign(1.0, value) if value != 0 else 0.0)
 _TORCH_FUNCTIONS.update({"pi": math.pi, "E": math.e})
+
+
+def _check_functions(expression: sp.Expr, argument: str) -> None:
+    """Reject functions that have no torch counterpart here, before they fail on a tensor of times."""
+    # Max and Min are not SymPy Function subclasses, so they are collected separately.
+    calls = expression.atoms(sp.Function, sp.Max, sp.Min)
+    unsupported = sorted({type(call).__name__ for call in calls} - set(_TORCH_FUNCTIONS))
+    if unsupported:
+        supported = ", ".join(sorted(name for name in _TORCH_FUNCTIONS if name not in ("pi", "E")))
+        raise ValueError(
+            f"{argument} = {sp.sstr(expression)} uses {', '.join(unsupported)}, which schedules cannot evaluate "
+            f"in torch. Use only {supported}"
+        )
 
 # Number of grid points on which sigma > 0 is checked, besides points approaching t = 1.
 _POSITIVITY_GRID = 2001
@@ -159,8 +174,18 @@ class Schedule:
     def __init__(self, beta, sigma, name: str | None = None):
         self.beta_expr = _to_expression(beta, "beta")
         self.sigma_expr = _to_expression(sigma, "sigma")
+        # With a real t, SymPy turns sqrt((1 - t)**2) into Abs(t - 1); on [0, 1) that is 1 - t.
+        if self.sigma_expr.has(sp.Abs):
+            self.sigma_expr = _simplify_on_unit_interval(self.sigma_expr)
         self.dbeta_expr = sp.diff(self.beta_expr, t)
         self.dsigma_expr = sp.diff(self.sigma_expr, t)
+        for argument, expression in (
+            ("beta", self.beta_expr),
+            ("sigma", self.sigma_expr),
+            ("dbeta", self.dbeta_expr),
+            ("dsigma", self.dsigma_expr),
+        ):
+            _check_functions(expression, argument)
         self.alpha_expr: sp.Expr | None = None
         self.gamma_expr: sp.Expr | None = None
         self.name = name if name is not None else f"beta={sp.sstr(self.beta_expr)}, sigma={sp.sstr(self.sigma_expr)}"
@@ -213,22 +238,35 @@ class Schedule:
                     f"{sp.sstr(expression)} with value {sp.sstr(value)}"
                 )
 
-        # Checked numerically: a symbolic proof of positivity is out of reach for general expressions.
-        numeric_sigma = sp.lambdify(t, self.sigma_expr, modules="mpmath")
-        grid = [k / (_POSITIVITY_GRID - 1) for k in range(_POSITIVITY_GRID - 1)]
-        grid += [1 - 10.0**-k for k in range(1, 13)]
-        for time in grid:
-            try:
-                value = complex(numeric_sigma(time))
-            except (ZeroDivisionError, ValueError, OverflowError) as error:
-                raise ValueError(
-                    f"sigma = {sp.sstr(self.sigma_expr)} cannot be evaluated at t = {time}: {error}"
-                ) from error
-            if abs(value.imag) > 0 or not math.isfinite(value.real) or value.real <= 0:
-                raise ValueError(
-                    f"sigma must be real and positive on [0, 1), got sigma = {sp.sstr(self.sigma_expr)} "
-                    f"with value {value} at t = {time}"
-                )
+        # Checked numerically in mpmath, whose exponent range cannot underflow: a symbolic proof of
+        # positivity is out of reach for general expressions.
+        grid = [mpmath.mpf(k) / (_POSITIVITY_GRID - 1) for k in range(_POSITIVITY_GRID - 1)]
+        grid += [1 - mpmath.mpf(10) ** -k for k in range(1, 13)]
+        for argument, expression in (
+            ("sigma", self.sigma_expr),
+            ("beta", self.beta_expr),
+            ("dbeta", self.dbeta_expr),
+            ("dsigma", self.dsigma_expr),
+        ):
+            numeric = sp.lambdify(t, expression, modules="mpmath")
+            for time in grid:
+                try:
+                    value = mpmath.mpmathify(numeric(time))
+                except (ZeroDivisionError, ValueError, OverflowError, TypeError) as error:
+                    raise ValueError(
+                        f"{argument} = {sp.sstr(expression)} cannot be evaluated at t = {float(time)}: {error!r}"
+                    ) from error
+                invalid = mpmath.im(value) != 0 or not mpmath.isfinite(value)
+                if argument == "sigma" and (invalid or mpmath.re(value) <= 0):
+                    raise ValueError(
+                        f"sigma must be real and positive on [0, 1), got sigma = {sp.sstr(expression)} "
+                        f"with value {complex(value)} at t = {float(time)}"
+                    )
+                if invalid:
+                    raise ValueError(
+                        f"{argument} must be real and finite on [0, 1), got {argument} = {sp.sstr(expression)} "
+                        f"with value {complex(value)} at t = {float(time)}"
+                    )
 
     def __repr__(self) -> str:
         return f"Schedule(beta={sp.sstr(self.beta_expr)}, sigma={sp.sstr(self.sigma_expr)}, name={self.name!r})"

@@ -90,12 +90,25 @@ def test_memorization_ratio_duplicate_training_point_is_zero():
     ratio = memorization_ratio(samples, train)
     assert not bool(torch.isnan(ratio).any()), f"ratio {ratio.tolist()} contains NaN"
     assert ratio[0].item() == 0.0, f"sample on a duplicated point: ratio {ratio[0].item()}, expected 0"
-    assert ratio[1].item() == 1.0, f"sample equidistant from the duplicates: ratio {ratio[1].item()}, expected 1"
+    # The duplicates count as one point, so the second nearest distinct point is (5, 5).
+    expected = 1.0 / math.hypot(4.0, 5.0)
+    assert math.isclose(ratio[1].item(), expected, rel_tol=1e-12), f"sample near the duplicates: ratio {ratio[1].item()}, expected {expected}"
+
+
+def test_memorization_ratio_ignores_duplicates_and_scale():
+    for scale in (1e-200, 1.0, 1e200):
+        train = scale * torch.tensor([[0.0, 0.0], [0.0, 0.0], [4.0, 0.0]], dtype=DTYPE)
+        samples = scale * torch.tensor([[1e-9, 0.0], [1.0, 0.0]], dtype=DTYPE)
+        ratio = memorization_ratio(samples, train)
+        assert math.isclose(ratio[0].item(), 1e-9 / 4.0, rel_tol=1e-6), f"scale {scale}: ratio {ratio[0].item()}"
+        assert math.isclose(ratio[1].item(), 1.0 / 3.0, rel_tol=1e-12), f"scale {scale}: ratio {ratio[1].item()}"
 
 
 def test_memorization_ratio_single_training_point_raises():
-    with pytest.raises(ValueError, match="train must contain at least 2 points .* got n = 1"):
+    with pytest.raises(ValueError, match="train must contain at least 2 distinct points .* got 1 distinct among n = 1"):
         memorization_ratio(TRAIN[:1], TRAIN[:1])
+    with pytest.raises(ValueError, match="got 1 distinct among n = 3"):
+        memorization_ratio(TRAIN[:1], TRAIN[:1].expand(3, -1).clone())
 
 
 def test_memorized_fraction_hand_built_fraction():
