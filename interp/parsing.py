@@ -1,7 +1,7 @@
 """Safe parsing of schedule formulas that a reader types, such as ``sin(pi*t/2)`` or ``(1 - t)**p``.
 
 The text never reaches ``eval``, ``exec`` or ``sympy.sympify``. It is parsed with Python's
-:mod:`ast` module in ``eval`` mode, and the SymPy expression is built node by node from a
+``ast`` module in ``eval`` mode, and the SymPy expression is built node by node from a
 whitelist:
 
 * numbers: integer and decimal literals, with decimals turned into exact rationals through
@@ -122,7 +122,7 @@ def parse_schedule(
     ``parameters`` maps extra names in the formulas to finite real values, for example
     ``{"p": 1.5}`` for ``sigma_text = "(1 - t)**p"``. Each value enters the formula as an exact
     rational, under the same size limits as a number typed in the text. The schedule's boundary
-    conditions are checked by :class:`Schedule`, which raises ``ValueError`` when they fail.
+    conditions are checked by :class:`~interp.schedules.Schedule`, which raises ``ValueError`` when they fail.
     """
     constants = {**CONSTANTS, **_parameter_values(parameters)}
     symbols = {"t": t}
