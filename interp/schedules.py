@@ -7,7 +7,7 @@ Conventions used across the package:
   has the law of ``beta(t) x1 + sigma(t) zeta`` with ``sigma**2 = alpha**2 + gamma**2``,
   so every field in :mod:`interp.fields` depends on the schedule only through ``beta`` and ``sigma``.
 
-A :class:`Schedule` holds the SymPy expressions of ``beta`` and ``sigma`` in the symbol :data:`t`.
+A :class:`Schedule` contains the SymPy expressions of ``beta`` and ``sigma`` in the symbol :data:`t`.
 Their derivatives are taken symbolically, and the torch functions ``beta``, ``sigma``, ``dbeta``
 and ``dsigma`` are generated from those expressions, so the formula a chapter prints is the
 formula the code runs.

@@ -10,7 +10,7 @@ from interp.schedules import Schedule, t
 
 
 def test_schedule_absolute_value_evaluates_on_tensors():
-    """sqrt((1 - t)**2) becomes Abs(t - 1) in SymPy; on [0, 1) it must act as 1 - t on a tensor of times."""
+    """SymPy turns sqrt((1 - t)**2) into Abs(t - 1), which must act as 1 - t on a tensor of times in [0, 1)."""
     schedule = parse_schedule("t", "sqrt((1-t)**2)")
     times = torch.tensor([0.2, 0.5, 0.9], dtype=torch.float64)
     assert torch.allclose(schedule.sigma(times), 1 - times), schedule.sigma(times)
@@ -45,7 +45,7 @@ def test_schedule_rejects_derivative_infinite_at_noise_end():
 
 
 def test_schedule_accepts_sigma_that_underflows_float64():
-    """(1 - t)**27 at t = 1 - 1e-12 is 1e-324, below float64's range but positive; mpmath sees that."""
+    """(1 - t)**27 at t = 1 - 1e-12 is 1e-324, below float64's range but positive, and mpmath evaluates it exactly."""
     schedule = schedules.power(27)
     assert schedule.sigma_expr == (1 - t) ** 27
 
