@@ -43,9 +43,9 @@ __all__ = [
 
 #: The expanded form is used where its estimated logit error is below this many units of roundoff
 #: (machine epsilon of the dtype): about 2.3e-13 in float64 and 1.2e-4 in float32.
+MAX_EXPANDED_LOGIT_ERROR_ULPS = 1024
 # NOTE: the estimate is conservative. On the digits it exceeds the measured logit error by a median
 # factor of about 26, so "auto" leaves the fast form while it is still accurate, near sigma = 0.5.
-MAX_EXPANDED_LOGIT_ERROR_ULPS = 1024
 
 
 @dataclass(frozen=True)
